@@ -1,0 +1,3 @@
+from skyframe.cli import app
+
+app()

@@ -1,0 +1,1 @@
+"""``skyframe enhance`` and ``skyframe models`` (owned by the local engine work)."""

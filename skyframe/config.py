@@ -1,0 +1,60 @@
+"""Settings: the single place configuration is read from (environment, prefix ``SKYFRAME_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GiB = 1024**3
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SKYFRAME_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("./skyframe-data"), description="Uploads, results, the SQLite database.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in data_dir.")
+    max_upload_size: int = Field(20 * GiB, gt=0, description="Largest accepted upload, in bytes.")
+    upload_chunk_size: int = Field(8 * 1024**2, gt=0, description="Chunk size suggested to clients.")
+    min_free_disk: int = Field(1 * GiB, ge=0, description="Uploads are refused when they would leave less.")
+    public_url: str | None = Field(None, description="Public base URL (enables Replicate webhooks, signed links).")
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    # Jobs
+    redis_url: str | None = Field(None, description="Use Redis for the queue (scale-out with `skyframe worker`).")
+    workers: int = Field(1, ge=0, description="Local enhancement jobs run at once by `skyframe serve`.")
+    io_workers: int = Field(4, ge=1, description="Slots for remote (Replicate) jobs, which only wait on HTTP.")
+    job_lease_seconds: float = Field(60.0, gt=0, description="A running job whose heartbeat is older is re-queued.")
+    job_max_attempts: int = Field(3, ge=1)
+    recovery_interval_seconds: float = Field(15.0, gt=0)
+
+    # Local engine
+    runtime: Literal["auto", "ncnn", "torch"] = "auto"
+    threads: int = Field(0, ge=0, description="Inference threads; 0 = usable cores.")
+
+    # Replicate
+    replicate_api_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("REPLICATE_API_TOKEN", "SKYFRAME_REPLICATE_API_TOKEN")
+    )
+    replicate_webhook_secret: SecretStr | None = None
+    replicate_poll_interval: float = Field(5.0, gt=0, description="Polling period while no webhook arrives.")
+    signed_url_ttl_seconds: int = Field(6 * 3600, gt=0)
+    secret_key: SecretStr | None = Field(None, description="Signs download links; generated in data_dir if unset.")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'skyframe.db').resolve()}"
+
+    @property
+    def storage_dir(self) -> Path:
+        return self.data_dir / "files"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
