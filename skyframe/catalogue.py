@@ -142,7 +142,7 @@ class EnhanceOptions(BaseModel):
 
 
 def _even(value: float) -> int:
-    return max(2, int(round(value / 2.0)) * 2)
+    return max(2, round(value / 2.0) * 2)
 
 
 def validate_options(spec: ModelSpec, raw: dict[str, Any] | None) -> EnhanceOptions:
@@ -162,7 +162,9 @@ def validate_options(spec: ModelSpec, raw: dict[str, Any] | None) -> EnhanceOpti
     if options.scale is not None and options.resolution is not None:
         raise Invalid("Give either scale or resolution, not both.", code="invalid_options")
     if options.scale is not None and options.scale not in spec.scales:
-        raise Invalid(f"Scale {options.scale} is not supported. {describe_allowed(spec)}", code="invalid_options")
+        raise Invalid(
+            f"Scale {options.scale} is not supported. {describe_allowed(spec)}", code="invalid_options"
+        )
     if options.resolution is not None and options.resolution not in spec.resolutions:
         raise Invalid(
             f"Resolution {options.resolution!r} is not supported. {describe_allowed(spec)}",
