@@ -11,5 +11,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
+
+@app.callback()
+def main() -> None:
+    """SkyFrame: make drone footage look better."""
+
+
 # Importing the modules registers their commands on ``app``.
 from skyframe.cli import enhance, service  # noqa: E402, F401

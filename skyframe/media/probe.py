@@ -35,7 +35,10 @@ def probe(path: Path) -> dict[str, Any]:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, UnicodeDecodeError) as exc:
-        raise _not_a_video(_describe(exc)) from None
+        raise _not_a_video(
+            f"its container cannot be read ({_describe(exc).rstrip('.')}). "
+            "The file may be truncated, damaged, or not a video at all."
+        ) from None
     with container:
         if not container.streams.video:
             raise _not_a_video("it has no video stream.")

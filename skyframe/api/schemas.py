@@ -1,0 +1,44 @@
+"""API schemas (camelCase on the wire) and the conversions from database rows."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class ApiModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+
+
+class UploadInit(ApiModel):
+    filename: str = Field(min_length=1, max_length=4096)
+    size: int = Field(ge=0)
+    content_type: str | None = Field(None, max_length=255)
+    sha256: str | None = None
+
+
+class UploadOut(ApiModel):
+    upload_id: str
+    filename: str
+    size: int
+    content_type: str | None
+    sha256: str | None
+    received_bytes: int
+    status: str
+    error: str | None
+    chunk_size: int
+    created_at: datetime
+    completed_at: datetime | None
+    thumbnail_url: str | None
+    download_url: str | None
+    media: dict[str, Any] | None
+
+
+class UploadList(ApiModel):
+    uploads: list[UploadOut]
+    total: int
+    limit: int
+    offset: int

@@ -1,0 +1,46 @@
+"""The FastAPI application factory: one port serves the API and the web page."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from skyframe import __version__
+from skyframe.api import health, uploads
+from skyframe.api.errors import install_error_handlers
+from skyframe.config import Settings, get_settings
+from skyframe.services import Services
+
+log = logging.getLogger(__name__)
+WEB_DIR = Path(__file__).parent / "web"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        services = Services(settings)
+        app.state.services = services
+        try:
+            yield
+        finally:
+            services.close()
+
+    app = FastAPI(
+        title="SkyFrame",
+        version=__version__,
+        description="Upload drone footage, enhance it with AI, compare and download.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    for module in (health, uploads):
+        app.include_router(module.router)
+    if (WEB_DIR / "index.html").exists():
+        app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
+    return app

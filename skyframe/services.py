@@ -1,0 +1,30 @@
+"""Wiring: one object that holds the database, storage and services built from the settings.
+
+The web app and ``skyframe worker`` both build one of these, so they share every code path.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+
+from skyframe.config import Settings
+from skyframe.db.session import Database, migrate
+from skyframe.storage import Storage, make_storage
+from skyframe.uploads.service import UploadService
+
+
+class Services:
+    def __init__(self, settings: Settings, *, run_migrations: bool = True) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        if run_migrations:
+            migrate(settings.effective_database_url)
+        self.db = Database(settings.effective_database_url)
+        self.storage: Storage = make_storage(settings)
+
+    @cached_property
+    def uploads(self) -> UploadService:
+        return UploadService(self.settings, self.db, self.storage)
+
+    def close(self) -> None:
+        self.db.dispose()
