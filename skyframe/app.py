@@ -11,9 +11,11 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from skyframe import __version__
-from skyframe.api import health, uploads
+from skyframe.api import health, jobs, models, uploads
 from skyframe.api.errors import install_error_handlers
 from skyframe.config import Settings, get_settings
+from skyframe.jobs.embedded import EmbeddedWorker
+from skyframe.jobs.recovery import RecoveryLoop
 from skyframe.services import Services
 
 log = logging.getLogger(__name__)
@@ -27,9 +29,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services(settings)
         app.state.services = services
+        recovery = RecoveryLoop(
+            services.db, services.queue, settings.job_lease_seconds, settings.recovery_interval_seconds
+        )
+        recovery.start()
+        worker = EmbeddedWorker(settings) if settings.embedded_worker else None
+        if worker:
+            worker.start()
         try:
             yield
         finally:
+            recovery.stopped.set()
+            if worker:
+                worker.stop()
             services.close()
 
     app = FastAPI(
@@ -39,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, uploads):
+    for module in (health, uploads, jobs, models):
         app.include_router(module.router)
     if (WEB_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

@@ -20,16 +20,25 @@ class Settings(BaseSettings):
     max_upload_size: int = Field(20 * GiB, gt=0, description="Largest accepted upload, in bytes.")
     upload_chunk_size: int = Field(8 * 1024**2, gt=0, description="Chunk size suggested to clients.")
     min_free_disk: int = Field(1 * GiB, ge=0, description="Uploads are refused when they would leave less.")
-    public_url: str | None = Field(None, description="Public base URL (enables Replicate webhooks, signed links).")
+    public_url: str | None = Field(
+        None, description="Public base URL (enables Replicate webhooks, signed links)."
+    )
 
     host: str = "127.0.0.1"
     port: int = 8000
 
     # Jobs
-    redis_url: str | None = Field(None, description="Use Redis for the queue (scale-out with `skyframe worker`).")
-    workers: int = Field(1, ge=0, description="Local enhancement jobs run at once by `skyframe serve`.")
-    io_workers: int = Field(4, ge=1, description="Slots for remote (Replicate) jobs, which only wait on HTTP.")
-    job_lease_seconds: float = Field(60.0, gt=0, description="A running job whose heartbeat is older is re-queued.")
+    redis_url: str | None = Field(
+        None, description="Use Redis for the queue (scale-out with `skyframe worker`)."
+    )
+    embedded_worker: bool = Field(True, description="`skyframe serve` also runs a worker process.")
+    workers: int = Field(1, ge=0, description="Local enhancement jobs run at once by each worker.")
+    io_workers: int = Field(
+        4, ge=1, description="Slots for remote (Replicate) jobs, which only wait on HTTP."
+    )
+    job_lease_seconds: float = Field(
+        60.0, gt=0, description="A running job whose heartbeat is older is re-queued."
+    )
     job_max_attempts: int = Field(3, ge=1)
     recovery_interval_seconds: float = Field(15.0, gt=0)
 
@@ -44,7 +53,9 @@ class Settings(BaseSettings):
     replicate_webhook_secret: SecretStr | None = None
     replicate_poll_interval: float = Field(5.0, gt=0, description="Polling period while no webhook arrives.")
     signed_url_ttl_seconds: int = Field(6 * 3600, gt=0)
-    secret_key: SecretStr | None = Field(None, description="Signs download links; generated in data_dir if unset.")
+    secret_key: SecretStr | None = Field(
+        None, description="Signs download links; generated in data_dir if unset."
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -9,6 +9,8 @@ from functools import cached_property
 
 from skyframe.config import Settings
 from skyframe.db.session import Database, migrate
+from skyframe.jobs.queue import JobQueue
+from skyframe.jobs.service import JobService
 from skyframe.storage import Storage, make_storage
 from skyframe.uploads.service import UploadService
 
@@ -25,6 +27,26 @@ class Services:
     @cached_property
     def uploads(self) -> UploadService:
         return UploadService(self.settings, self.db, self.storage)
+
+    @cached_property
+    def queue(self) -> JobQueue:
+        return JobQueue(self.settings, self._run_job)
+
+    @cached_property
+    def jobs(self) -> JobService:
+        return JobService(self.settings, self.db, self.uploads, self.queue)
+
+    def _run_job(self, job_id: str) -> None:
+        from skyframe.jobs.runner import run_job
+        from skyframe.jobs.service import lane_for
+
+        run_job(
+            self.settings,
+            self.db,
+            self.storage,
+            job_id,
+            requeue=lambda job: self.queue.enqueue(job.id, lane_for(job.provider)),
+        )
 
     def close(self) -> None:
         self.db.dispose()

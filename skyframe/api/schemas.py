@@ -42,3 +42,60 @@ class UploadList(ApiModel):
     total: int
     limit: int
     offset: int
+
+
+class JobCreate(ApiModel):
+    upload_id: str
+    model: str | None = None
+    options: dict[str, Any] | None = None
+
+
+class JobOut(ApiModel):
+    job_id: str
+    upload_id: str
+    model: str
+    provider: str
+    options: dict[str, Any]
+    status: str
+    stage: str | None
+    progress: float
+    frames_done: int | None
+    frames_total: int | None
+    fps: float | None
+    eta_seconds: float | None
+    error: str | None
+    attempt: int
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    elapsed_seconds: float | None
+    prediction_id: str | None
+    predict_time: float | None
+    cost_estimate: float | None
+    output_size: int | None
+    output_width: int | None
+    output_height: int | None
+    retry_of: str | None
+    download_url: str | None
+
+
+class JobList(ApiModel):
+    jobs: list[JobOut]
+
+
+class ModelOut(ApiModel):
+    key: str
+    title: str
+    provider: str
+    available: bool
+    unavailable_reason: str | None
+    scales: list[int]
+    resolutions: list[str]
+    default_resolution: str | None
+    hint: str
+    paid: bool
+    is_default: bool
+
+
+class ModelList(ApiModel):
+    models: list[ModelOut]

@@ -24,3 +24,17 @@ def serve(
     if port:
         settings.port = port
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+def worker(
+    parent_pid: int = typer.Option(None, hidden=True, help="Exit when this process is gone (embedded mode)."),
+) -> None:
+    """Run enhancement workers: take jobs from the queue (Redis for workers on other machines)."""
+    import logging
+
+    from skyframe.config import get_settings
+    from skyframe.jobs.worker import run_worker
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    run_worker(get_settings(), parent_pid=parent_pid)
