@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 import time
@@ -107,14 +108,12 @@ def test_resume_after_server_sigkill(server_factory, tmp_path: Path) -> None:
         sent = threading.Event()
 
         def send() -> None:
-            try:
+            with contextlib.suppress(httpx.HTTPError):  # the server dies under it
                 client.put(
                     f"/api/uploads/{upload_id}/file",
                     content=_slow_body(data, sent),
                     headers={"Content-Range": f"bytes 0-{len(data) - 1}/{len(data)}"},
                 )
-            except httpx.HTTPError:
-                pass  # the server dies under it
 
         sender = threading.Thread(target=send)
         sender.start()
