@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from skyframe import __version__
-from skyframe.api import health, jobs, models, uploads
+from skyframe.api import health, jobs, models, signed, uploads, webhooks
 from skyframe.api.errors import install_error_handlers
 from skyframe.config import Settings, get_settings
 from skyframe.jobs.embedded import EmbeddedWorker
@@ -51,7 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, uploads, jobs, models):
+    for module in (health, uploads, jobs, models, webhooks, signed):
         app.include_router(module.router)
     if (WEB_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")

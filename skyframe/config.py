@@ -51,7 +51,11 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("REPLICATE_API_TOKEN", "SKYFRAME_REPLICATE_API_TOKEN")
     )
     replicate_webhook_secret: SecretStr | None = None
-    replicate_poll_interval: float = Field(5.0, gt=0, description="Polling period while no webhook arrives.")
+    replicate_poll_interval: float = Field(5.0, gt=0, description="Polling period without webhooks.")
+    replicate_webhook_fallback_poll: float = Field(
+        60.0, gt=0, description="With webhooks, a slow poll still catches deliveries that got lost."
+    )
+    replicate_webhook_tolerance: int = Field(300, gt=0, description="Max webhook clock skew (s).")
     signed_url_ttl_seconds: int = Field(6 * 3600, gt=0)
     secret_key: SecretStr | None = Field(
         None, description="Signs download links; generated in data_dir if unset."

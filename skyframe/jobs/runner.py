@@ -118,6 +118,9 @@ class JobContext:
         """Polled between frames: cancel, shutdown or a lost lease all stop the work."""
         return self.cancel_requested() or STOPPING.is_set() or self.lease_lost.is_set()
 
+    def stopping(self) -> bool:
+        return STOPPING.is_set()
+
     def raise_if_stopped(self) -> None:
         if self.cancel_requested():
             raise JobCanceled()

@@ -15,9 +15,6 @@ from skyframe.jobs.queue import LOCAL, REMOTE, JobQueue
 from skyframe.providers import availability
 from skyframe.uploads.service import UploadService
 
-#: Replicate's files API refuses larger files; bigger inputs must be fetched by URL.
-REPLICATE_FILES_LIMIT = 100 * 1024**2
-
 
 def output_key(job_id: str) -> str:
     return f"jobs/{job_id}/output.mp4"
@@ -72,18 +69,11 @@ class JobService:
                 code="upload_not_ready",
             )
         checked = validate_options(spec, options)
-        if (
-            spec.provider == "replicate"
-            and upload.size > REPLICATE_FILES_LIMIT
-            and not self.settings.public_url
-        ):
-            raise Invalid(
-                f"This clip is {upload.size / 1024**2:.0f} MiB; Replicate accepts direct uploads up to "
-                "100 MiB. "
-                "Larger clips are fetched by Replicate from a signed link: set SKYFRAME_PUBLIC_URL to the "
-                "address where Replicate can reach this server, then try again.",
-                code="input_too_large",
-            )
+        if spec.provider == "replicate":
+            from skyframe.providers.replicate import ReplicateProvider
+
+            # Refused up front, not after queueing: too big for the files API and no public URL to share.
+            ReplicateProvider(self.settings).check_video_input(upload.size)
         job = Job(
             id=new_id("job"),
             owner_id=owner,
