@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import defaultdict
+from typing import BinaryIO
 
 from fastapi import APIRouter, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from skyframe.api.deps import PrincipalDep, ServicesDep
 from skyframe.api.files import stored_file_response
@@ -14,8 +17,9 @@ from skyframe.api.schemas import UploadInit, UploadList, UploadOut
 from skyframe.db.models import Upload, UploadStatus
 from skyframe.errors import Conflict, Invalid
 from skyframe.services import Services
-from skyframe.uploads.service import original_key, thumbnail_key
+from skyframe.uploads.service import WritePlan, original_key, thumbnail_key
 
+log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/uploads", tags=["uploads"])
 
 # One writer per upload at a time; a second concurrent PUT is told to retry instead of interleaving bytes.
@@ -104,29 +108,37 @@ async def put_file(
                 )
             handle = await run_in_threadpool(services.storage.open_append, plan.key, plan.offset)
             try:
-                to_skip, remaining = plan.skip, plan.length - plan.skip
-                buffer = bytearray()
-                async for chunk in request.stream():
-                    if to_skip:
-                        cut = min(to_skip, len(chunk))
-                        chunk, to_skip = chunk[cut:], to_skip - cut
-                    if not chunk:
-                        continue
-                    if len(chunk) > remaining:
-                        raise Invalid("The body is longer than its Content-Range.", code="length_mismatch")
-                    remaining -= len(chunk)
-                    buffer += chunk
-                    if len(buffer) >= _FLUSH_BYTES:
-                        await run_in_threadpool(handle.write, bytes(buffer))
-                        buffer.clear()
-                if buffer:
-                    await run_in_threadpool(handle.write, bytes(buffer))
+                await _receive(request, handle, plan)
             finally:
                 await run_in_threadpool(handle.close)
             upload = await run_in_threadpool(services.uploads.get, principal.user_id, upload_id)
             return to_out(services, upload)
         finally:
             _locks.pop(upload_id, None)
+
+
+async def _receive(request: Request, handle: BinaryIO, plan: WritePlan) -> None:
+    """Copy the body into ``handle``; bytes that arrived before a disconnect are kept for resuming."""
+    to_skip, remaining = plan.skip, plan.length - plan.skip
+    buffer = bytearray()
+    try:
+        async for chunk in request.stream():
+            if to_skip:
+                cut = min(to_skip, len(chunk))
+                chunk, to_skip = chunk[cut:], to_skip - cut
+            if len(chunk) > remaining:
+                buffer += chunk[:remaining]
+                raise Invalid("The body is longer than its Content-Range.", code="length_mismatch")
+            remaining -= len(chunk)
+            buffer += chunk
+            if len(buffer) >= _FLUSH_BYTES:
+                await run_in_threadpool(handle.write, bytes(buffer))
+                buffer.clear()
+    except ClientDisconnect:
+        log.info("upload %s: client went away; %d bytes of this chunk kept", plan.upload_id, len(buffer))
+    finally:
+        if buffer:
+            await run_in_threadpool(handle.write, bytes(buffer))
 
 
 @router.post("/{upload_id}/complete", response_model=UploadOut)
