@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     replicate_webhook_fallback_poll: float = Field(
         60.0, gt=0, description="With webhooks, a slow poll still catches deliveries that got lost."
     )
+    replicate_price_per_second: float | None = Field(
+        None, ge=0, description="USD per predict-time second, for cost estimates; never hard-coded."
+    )
     replicate_webhook_tolerance: int = Field(300, gt=0, description="Max webhook clock skew (s).")
     signed_url_ttl_seconds: int = Field(6 * 3600, gt=0)
     secret_key: SecretStr | None = Field(

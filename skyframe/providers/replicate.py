@@ -59,7 +59,6 @@ WEBHOOK_EVENTS = ("start", "completed")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 #: Answers worth retrying: throttled, or Replicate/its proxy having a bad moment.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-PRICE_ENV = "SKYFRAME_REPLICATE_PRICE_PER_SECOND"
 
 # Live-schema field names we know how to fill, in order of preference.
 _VIDEO_FIELDS = ("video_path", "video", "input_video", "video_url")
@@ -495,15 +494,7 @@ class ReplicateProvider:
 
     def price_per_second(self) -> float | None:
         """Configured price in USD per second of ``predict_time``; no price -> no estimate."""
-        raw = getattr(self._settings, "replicate_price_per_second", None) or os.environ.get(PRICE_ENV)
-        if raw in (None, ""):
-            return None
-        try:
-            price = float(raw)
-        except (TypeError, ValueError):
-            log.warning("ignoring %s: not a number", PRICE_ENV)
-            return None
-        return price if price >= 0 else None
+        return self._settings.replicate_price_per_second
 
     def estimate_cost(self, state: PredictionState, spec: ModelSpec | None = None) -> float | None:
         """``predict_time`` x the configured price, or None when either is unknown.

@@ -44,7 +44,6 @@ def make_provider(
     fake: FakeReplicate, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, **kwargs: object
 ) -> ReplicateProvider:
     monkeypatch.setenv("REPLICATE_BASE_URL", fake.url)
-    monkeypatch.delenv("SKYFRAME_REPLICATE_PRICE_PER_SECOND", raising=False)
     settings = Settings(
         _env_file=None,
         replicate_api_token=fake.token,
@@ -349,15 +348,13 @@ def test_parse_prediction_handles_aborted_progress_and_times(provider: Replicate
         provider.parse_prediction({"status": "succeeded"})
 
 
-def test_cost_only_with_a_configured_price(
-    provider: ReplicateProvider, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cost_only_with_a_configured_price(provider: ReplicateProvider) -> None:
     state = PredictionState(id="p", status="succeeded", predict_time=12.5)
     assert provider.estimate_cost(state, UPSCALE) is None
-    monkeypatch.setenv("SKYFRAME_REPLICATE_PRICE_PER_SECOND", "0.000725")
-    assert provider.estimate_cost(state, UPSCALE) == pytest.approx(0.0090625)
-    assert provider.estimate_cost(state, PREMIUM) is None  # billed per output second, not GPU time
-    assert provider.estimate_cost(PredictionState(id="p", status="failed"), UPSCALE) is None
+    priced = ReplicateProvider(provider._settings.model_copy(update={"replicate_price_per_second": 0.000725}))
+    assert priced.estimate_cost(state, UPSCALE) == pytest.approx(0.0090625)
+    assert priced.estimate_cost(state, PREMIUM) is None  # billed per output second, not GPU time
+    assert priced.estimate_cost(PredictionState(id="p", status="failed"), UPSCALE) is None
 
 
 def test_availability_and_token_handling(
