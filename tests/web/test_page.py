@@ -434,6 +434,50 @@ def test_refused_files_and_unavailable_models(
         expect(page.get_by_test_id("enhance-button")).to_be_enabled()
 
 
+# ---- 3b. Live progress falls back to polling ----------------------------------------------------------
+
+
+def api_upload(server: WebServer, path: Path) -> dict:
+    """Upload a clip straight through the API (init, one PUT, complete)."""
+    data = path.read_bytes()
+    with server.client() as client:
+        init = client.post("/api/uploads/init", json={"filename": path.name, "size": len(data)})
+        assert init.status_code == 201, init.text
+        upload_id = init.json()["uploadId"]
+        put = client.put(f"/api/uploads/{upload_id}/file", content=data)
+        assert put.status_code == 200, put.text
+        done = client.post(f"/api/uploads/{upload_id}/complete")
+        assert done.status_code == 200, done.text
+        return done.json()
+
+
+def test_job_progress_falls_back_to_polling(page: Page, web_server: WebServer, console: ConsoleWatch) -> None:
+    console.allow(r"net::ERR_FAILED")  # the event stream is cut on purpose
+    upload = api_upload(web_server, RUN_CLIP)
+    page.route("**/api/jobs/*/events", lambda route: route.abort())
+    polls: list[str] = []
+    page.on("request", lambda r: polls.append(r.url) if re.search(r"/api/jobs/[^/]+$", r.url) else None)
+
+    page.goto(f"/?preview=1#upload={upload['uploadId']}")
+    wait_ready(page)
+    expect(page.get_by_test_id("details-name")).to_have_text(RUN_CLIP.name)
+    choose(page, "size-scale-2")
+    choose(page, "preview-toggle")
+    with page.expect_response(lambda r: r.url.endswith("/api/jobs/create")) as created:
+        page.get_by_test_id("enhance-button").click()
+    job_id = created.value.json()["jobId"]
+    with web_server.client() as client:
+        client.post(f"/api/jobs/{job_id}/cancel")
+        final = client.get(f"/api/jobs/{job_id}").json()["status"]
+    assert final in TERMINAL
+    job = page.locator(f"[data-testid='job-item'][data-job-id='{job_id}']")
+    expect(job).to_have_attribute("data-status", final, timeout=15_000)
+    assert any(url.endswith(f"/api/jobs/{job_id}") for url in polls), polls
+    if final == "canceled":
+        expect(job.get_by_test_id("job-retry")).to_be_visible()
+        expect(job.get_by_test_id("job-cancel")).to_be_hidden()
+
+
 # ---- 4. Layout and keyboard ---------------------------------------------------------------------------
 
 

@@ -47,6 +47,7 @@ export class CompareView extends EventTarget {
     this.smooth = false;
     this.raf = 0;
     this.stillToken = 0;
+    this.stillCentered = false;
     this.build();
   }
 
@@ -222,6 +223,7 @@ export class CompareView extends EventTarget {
     this.original.src = upload.downloadUrl || `/api/uploads/${encodeURIComponent(upload.uploadId)}/download`;
     this.enhanced.src = enhancedUrl;
     this.original.currentTime = this.offset;
+    this.stillCentered = false;
     this.setWipe(50);
     this.setMode('video');
     this.updateNote();
@@ -456,6 +458,14 @@ export class CompareView extends EventTarget {
     if (still) {
       this.pause();
       await this.captureStill();
+      if (!this.stillCentered && this.mode === 'still') {
+        // First look at this result: start in the middle of the frame.
+        const vp = this.viewport;
+        vp.scrollLeft = (vp.scrollWidth - vp.clientWidth) / 2;
+        vp.scrollTop = (vp.scrollHeight - vp.clientHeight) / 2;
+        this.stillCentered = true;
+        this.applyStillClip();
+      }
     } else {
       this.el.dataset.still = 'none';
     }
