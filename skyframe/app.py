@@ -11,8 +11,10 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from skyframe import __version__
-from skyframe.api import health, jobs, models, signed, uploads, webhooks
+from skyframe.api import auth, health, jobs, models, signed, tokens, uploads, webhooks
 from skyframe.api.errors import install_error_handlers
+from skyframe.auth.middleware import AuthMiddleware
+from skyframe.auth.setup import announce_setup_link
 from skyframe.config import Settings, get_settings
 from skyframe.jobs.embedded import EmbeddedWorker
 from skyframe.jobs.recovery import RecoveryLoop
@@ -29,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         services = Services(settings)
         app.state.services = services
+        if settings.auth:
+            announce_setup_link(services)
         recovery = RecoveryLoop(
             services.db, services.queue, settings.job_lease_seconds, settings.recovery_interval_seconds
         )
@@ -51,8 +55,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
-    for module in (health, uploads, jobs, models, webhooks, signed):
+    app.add_middleware(AuthMiddleware, settings=settings)
+    for module in (health, uploads, jobs, models, webhooks, signed, auth, tokens):
         app.include_router(module.router)
+    app.include_router(auth.pages)
     if (WEB_DIR / "index.html").exists():
         app.mount("/", StaticFiles(directory=WEB_DIR, html=True), name="web")
     return app

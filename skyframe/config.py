@@ -64,6 +64,23 @@ class Settings(BaseSettings):
         None, description="Signs download links; generated in data_dir if unset."
     )
 
+    # Accounts and access control (issue 7). Off is only accepted on a loopback address.
+    auth: bool = Field(
+        False,
+        description="SKYFRAME_AUTH=on: accounts, sessions and tokens. Off (single user) only on 127.0.0.1.",
+    )
+    session_idle_hours: float = Field(24.0, gt=0, description="A session unused this long ends.")
+    session_max_days: float = Field(14.0, gt=0, description="A session ends this long after login.")
+    setup_token_hours: float = Field(24.0, gt=0, description="Lifetime of the first-run setup link.")
+    login_max_failures: int = Field(
+        5, ge=1, description="Wrong passwords per account per window before logins answer 429."
+    )
+    login_max_failures_per_ip: int = Field(20, ge=1, description="The same, per client address.")
+    login_window_seconds: int = Field(60, gt=0)
+    user_max_concurrent_jobs: int = Field(2, ge=0, description="Default per-user pending+running jobs.")
+    user_max_storage_bytes: int = Field(50 * GiB, ge=0, description="Default per-user upload bytes.")
+    user_allow_paid_models: bool = Field(False, description="Default: may users run Replicate models.")
+
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'skyframe.db').resolve()}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from functools import cached_property
 
+from skyframe.auth.service import AuthService
 from skyframe.config import Settings
 from skyframe.db.session import Database, migrate
 from skyframe.jobs.queue import JobQueue
@@ -27,6 +28,10 @@ class Services:
     @cached_property
     def uploads(self) -> UploadService:
         return UploadService(self.settings, self.db, self.storage)
+
+    @cached_property
+    def auth(self) -> AuthService:
+        return AuthService(self.settings, self.db)
 
     @cached_property
     def queue(self) -> JobQueue:

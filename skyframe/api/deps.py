@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 
+from skyframe.auth.principal import Principal
 from skyframe.db.models import LOCAL_OWNER
+from skyframe.errors import Unauthorized
 from skyframe.services import Services
 
-
-@dataclass(frozen=True)
-class Principal:
-    """Who is asking. ``scope`` is the owner filter for queries: None lets an admin see everything."""
-
-    user_id: str
-    is_admin: bool = False
-
-    @property
-    def scope(self) -> str | None:
-        return None if self.is_admin else self.user_id
+__all__ = ["Principal", "PrincipalDep", "ServicesDep", "get_principal", "get_services"]
 
 
 def get_services(request: Request) -> Services:
@@ -28,7 +19,14 @@ def get_services(request: Request) -> Services:
 
 
 def get_principal(request: Request) -> Principal:
-    return getattr(request.state, "principal", None) or Principal(LOCAL_OWNER, is_admin=True)
+    """Set by ``AuthMiddleware``. Only with accounts off does an anonymous request act as the local admin;
+    with accounts on, a route reached without a principal fails closed."""
+    principal = getattr(request.state, "principal", None)
+    if principal is not None:
+        return principal
+    if request.app.state.services.settings.auth:
+        raise Unauthorized("Log in first.", code="unauthorized")
+    return Principal(LOCAL_OWNER, is_admin=True)
 
 
 ServicesDep = Annotated[Services, Depends(get_services)]

@@ -58,7 +58,14 @@ def to_out(job: Job) -> JobOut:
 
 @router.post("/api/jobs/create", status_code=201, response_model=JobOut)
 def create_job(body: JobCreate, services: ServicesDep, principal: PrincipalDep) -> JobOut:
-    job = services.jobs.create(principal.user_id, principal.scope, body.upload_id, body.model, body.options)
+    job = services.jobs.create(
+        principal.user_id,
+        principal.scope,
+        body.upload_id,
+        body.model,
+        body.options,
+        limits=principal.limits,
+    )
     return to_out(job)
 
 
@@ -86,7 +93,7 @@ def cancel_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> J
 
 @router.post("/api/jobs/{job_id}/retry", status_code=201, response_model=JobOut)
 def retry_job(job_id: str, services: ServicesDep, principal: PrincipalDep) -> JobOut:
-    return to_out(services.jobs.retry(principal.user_id, principal.scope, job_id))
+    return to_out(services.jobs.retry(principal.user_id, principal.scope, job_id, limits=principal.limits))
 
 
 @router.get("/api/jobs/{job_id}/download")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from skyframe.api.deps import ServicesDep
+from skyframe.api.deps import PrincipalDep, ServicesDep
 from skyframe.api.schemas import ModelList, ModelOut
 from skyframe.catalogue import DEFAULT_MODEL, MODELS
 from skyframe.providers import availability
@@ -13,10 +13,13 @@ router = APIRouter(prefix="/api", tags=["models"])
 
 
 @router.get("/models", response_model=ModelList)
-def list_models(services: ServicesDep) -> ModelList:
+def list_models(services: ServicesDep, principal: PrincipalDep) -> ModelList:
     out = []
+    limits = principal.limits
     for spec in MODELS.values():
         ok, reason = availability(spec, services.settings)
+        if ok and spec.paid and limits is not None and not limits.allow_paid_models:
+            ok, reason = False, "Your account may not use paid models; ask the administrator."
         out.append(
             ModelOut(
                 key=spec.key,

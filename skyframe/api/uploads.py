@@ -50,7 +50,12 @@ def to_out(services: Services, upload: Upload) -> UploadOut:
 @router.post("/init", status_code=201, response_model=UploadOut)
 def init_upload(body: UploadInit, services: ServicesDep, principal: PrincipalDep) -> UploadOut:
     upload = services.uploads.init(
-        principal.user_id, body.filename, body.size, body.content_type, body.sha256
+        principal.user_id,
+        body.filename,
+        body.size,
+        body.content_type,
+        body.sha256,
+        limits=principal.limits,
     )
     return to_out(services, upload)
 
@@ -96,7 +101,7 @@ async def put_file(
         try:
             plan = await run_in_threadpool(
                 services.uploads.plan_write,
-                principal.user_id,
+                principal.scope,
                 upload_id,
                 request.headers.get("content-range"),
             )
@@ -111,7 +116,7 @@ async def put_file(
                 await _receive(request, handle, plan)
             finally:
                 await run_in_threadpool(handle.close)
-            upload = await run_in_threadpool(services.uploads.get, principal.user_id, upload_id)
+            upload = await run_in_threadpool(services.uploads.get, principal.scope, upload_id)
             return to_out(services, upload)
         finally:
             _locks.pop(upload_id, None)
@@ -150,7 +155,7 @@ async def complete_upload(upload_id: str, services: ServicesDep, principal: Prin
         )
     try:
         async with lock:
-            upload = await run_in_threadpool(services.uploads.complete, principal.user_id, upload_id)
+            upload = await run_in_threadpool(services.uploads.complete, principal.scope, upload_id)
     finally:
         _locks.pop(upload_id, None)
     return to_out(services, upload)

@@ -18,4 +18,4 @@ def main() -> None:
 
 
 # Importing the modules registers their commands on ``app``.
-from skyframe.cli import enhance, service  # noqa: E402, F401
+from skyframe.cli import enhance, service, users  # noqa: E402, F401

@@ -16,6 +16,7 @@ def serve(
     import uvicorn
 
     from skyframe.app import create_app
+    from skyframe.auth.mode import bind_problem
     from skyframe.config import get_settings
 
     settings = get_settings()
@@ -23,6 +24,10 @@ def serve(
         settings.host = host
     if port:
         settings.port = port
+    problem = bind_problem(settings)
+    if problem:
+        typer.secho(f"error: {problem}", err=True, fg="red")
+        raise typer.Exit(2)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from skyframe.auth.limits import Limits
 from skyframe.catalogue import DEFAULT_MODEL, get_model, validate_options
 from skyframe.config import Settings
 from skyframe.db.models import Job, JobStatus, UploadStatus, new_id, utcnow
 from skyframe.db.session import Database
-from skyframe.errors import Conflict, Invalid, NotFound
+from skyframe.errors import Conflict, Forbidden, Invalid, NotFound, RateLimited
 from skyframe.jobs.queue import LOCAL, REMOTE, JobQueue
 from skyframe.providers import availability
 from skyframe.uploads.service import UploadService
@@ -57,12 +59,21 @@ class JobService:
         model: str | None = None,
         options: dict[str, Any] | None = None,
         retry_of: str | None = None,
+        *,
+        limits: Limits | None = None,
     ) -> Job:
+        """Queue a job. ``limits`` are the caller's (None = unlimited): paid models, concurrent jobs."""
         spec = get_model(model or DEFAULT_MODEL)
+        upload = self.uploads.get(scope, upload_id)  # first: a foreign upload is unknown, whatever else
+        if spec.paid and limits is not None and not limits.allow_paid_models:
+            raise Forbidden(
+                f"Model {spec.key} runs on Replicate and is billed; your account may not use paid models. "
+                "Ask the administrator.",
+                code="paid_models_not_allowed",
+            )
         ok, reason = availability(spec, self.settings)
         if not ok:
             raise Invalid(f"Model {spec.key} is not available: {reason}", code="model_unavailable")
-        upload = self.uploads.get(scope, upload_id)
         if upload.status != UploadStatus.ready:
             raise Conflict(
                 f"Upload {upload_id} is {upload.status}; only a completed upload can be enhanced.",
@@ -88,8 +99,26 @@ class JobService:
         )
         with self.db.session() as session:
             session.add(job)
+            if limits is not None and limits.max_concurrent_jobs is not None:
+                # Insert, then count in the same transaction: concurrent creates cannot both slip under.
+                session.flush()
+                self._check_concurrency(session, owner, limits.max_concurrent_jobs)
         self.queue.enqueue(job.id, lane_for(job.provider))
         return job
+
+    def _check_concurrency(self, session: Session, owner: str, limit: int) -> None:
+        active = session.scalar(
+            select(func.count())
+            .select_from(Job)
+            .where(Job.owner_id == owner, Job.status.in_((JobStatus.pending, JobStatus.running)))
+        )
+        if (active or 0) > limit:
+            raise RateLimited(
+                f"You already have {limit} job(s) waiting or running, the most your account may have at "
+                "once. Wait for one to finish or cancel one.",
+                code="too_many_jobs",
+                limit=limit,
+            )
 
     def cancel(self, scope: str | None, job_id: str) -> Job:
         job = self.get(scope, job_id)
@@ -108,7 +137,7 @@ class JobService:
                 row.stage = "canceling"
         return self.get(scope, job_id)
 
-    def retry(self, owner: str, scope: str | None, job_id: str) -> Job:
+    def retry(self, owner: str, scope: str | None, job_id: str, *, limits: Limits | None = None) -> Job:
         job = self.get(scope, job_id)
         if job.status not in (JobStatus.failed, JobStatus.canceled):
             raise Conflict(
@@ -116,4 +145,4 @@ class JobService:
                 code="job_not_retryable",
             )
         options = {k: v for k, v in job.options.items() if v is not None}
-        return self.create(owner, scope, job.upload_id, job.model, options, retry_of=job.id)
+        return self.create(owner, scope, job.upload_id, job.model, options, retry_of=job.id, limits=limits)

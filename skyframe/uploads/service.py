@@ -17,7 +17,9 @@ from io import BytesIO
 from pathlib import PurePosixPath
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
+from skyframe.auth.limits import Limits
 from skyframe.config import Settings
 from skyframe.db.models import Job, Upload, UploadStatus, new_id, utcnow
 from skyframe.db.session import Database
@@ -126,7 +128,10 @@ class UploadService:
         size: int,
         content_type: str | None = None,
         sha256: str | None = None,
+        *,
+        limits: Limits | None = None,
     ) -> Upload:
+        """Register an upload. ``limits`` (the caller's, None = unlimited) caps the owner's stored bytes."""
         name = clean_filename(filename)
         self._check_type(name, content_type)
         if size <= 0:
@@ -156,6 +161,10 @@ class UploadService:
         )
         with self.db.session() as session:
             session.add(upload)
+            if limits is not None and limits.max_storage_bytes is not None:
+                # Insert, then count in the same transaction: concurrent inits cannot both slip under.
+                session.flush()
+                self._check_storage_quota(session, owner, size, limits.max_storage_bytes)
         return upload
 
     def plan_write(self, owner: str, upload_id: str, content_range: str | None) -> WritePlan:
@@ -263,6 +272,22 @@ class UploadService:
         return job_ids
 
     # -- helpers -----------------------------------------------------------------------------------
+
+    def _check_storage_quota(self, session: Session, owner: str, size: int, quota: int) -> None:
+        used = session.scalar(
+            select(func.coalesce(func.sum(Upload.size), 0)).where(
+                Upload.owner_id == owner, Upload.status != UploadStatus.failed
+            )
+        )
+        if (used or 0) > quota:
+            before = (used or 0) - size
+            raise TooLarge(
+                f"This {_human(size)} upload would exceed your storage quota: {_human(before)} of "
+                f"{_human(quota)} used. Delete clips you no longer need, or ask the administrator.",
+                code="storage_quota_exceeded",
+                usedBytes=before,
+                quotaBytes=quota,
+            )
 
     def _check_type(self, name: str, content_type: str | None) -> None:
         ext = PurePosixPath(name.replace("\\", "/")).suffix.lower()

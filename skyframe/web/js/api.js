@@ -1,5 +1,7 @@
 // Thin client for the SkyFrame HTTP API (docs/api-contract.md). Same origin, relative paths.
 
+import { redirectToLogin } from './auth.js';
+
 /** An HTTP error with the server's `{error: {code, message}}` body, or a network failure (status 0). */
 export class ApiError extends Error {
   constructor(status, code, message, details = {}) {
@@ -68,6 +70,7 @@ export async function request(path, { method = 'GET', json, signal, headers = {}
     throw new ApiError(0, 'network', FALLBACK_MESSAGES[0]);
   }
   const body = parseJson(await response.text().catch(() => ''));
+  if (response.status === 401 && !path.startsWith('/api/auth/')) redirectToLogin(); // signed out
   if (!response.ok) throw errorFromBody(response.status, body);
   return body;
 }

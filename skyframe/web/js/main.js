@@ -1,6 +1,7 @@
 // SkyFrame web app entry point: wires the views together and keeps the selection in the URL hash.
 
 import { jobsApi, uploadsApi } from './api.js';
+import { initAuth } from './auth.js';
 import { CompareView } from './compare.js';
 import { toast } from './dom.js';
 import { EnhanceForm } from './enhance.js';
@@ -227,4 +228,5 @@ async function start() {
   document.body.dataset.ready = 'true';
 }
 
+initAuth(); // with accounts on: the username and "Log out" in the top bar
 start();
