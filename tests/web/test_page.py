@@ -3,7 +3,8 @@
 1. Full flow: upload a real clip through the file input, check the card's metadata, enhance a short
    segment with the local engine, follow live progress, compare (wipe, sync, still frame) and download.
 2. Resume: an upload interrupted by a page reload continues from the server's ``receivedBytes``.
-3. Errors: the server's message for refused files; Replicate models are disabled without a token.
+3. Errors: the server's message for refused files; Replicate models are disabled without a token;
+   live progress falls back to polling when the event stream fails.
 4. Layout: no horizontal overflow on a phone-sized window, visible keyboard focus.
 
 Screenshots go to ``test-artifacts/``; with ``SKYFRAME_UPDATE_SCREENSHOTS=1`` the library, running-job
