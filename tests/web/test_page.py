@@ -43,6 +43,9 @@ def wait_ready(page: Page) -> None:
 
 
 def shoot(page: Page, artifacts: Path, name: str, **kwargs: object) -> None:
+    """Screenshot without transient toasts, pointer hover or a focus ring on the picture."""
+    page.evaluate("document.getElementById('toasts').replaceChildren(); document.activeElement?.blur()")
+    page.mouse.move(0, 0)
     path = artifacts / f"{name}.png"
     page.screenshot(path=str(path), **kwargs)
     if os.environ.get("SKYFRAME_UPDATE_SCREENSHOTS") == "1":
@@ -91,8 +94,10 @@ def test_upload_enhance_compare_download(page: Page, web_server: WebServer, arti
     expect(page.get_by_test_id("meta-frames")).to_have_text("150")
     player = page.get_by_test_id("original-player")
     expect(player).to_have_attribute("src", re.compile(r"/api/uploads/[^/]+/download$"))
-    page.wait_for_function("document.querySelector('[data-testid=original-player]').readyState >= 1")
-    page.mouse.move(0, 0)
+    # Buffer the small clip so the player shows its first frame without a loading spinner.
+    player.evaluate("v => { v.preload = 'auto'; }")
+    page.wait_for_function("document.querySelector('[data-testid=original-player]').readyState >= 3")
+    page.wait_for_timeout(500)
     shoot(page, artifacts, "library")
 
     # Enhance: local_fast, 2x, a 1-second preview segment.
@@ -115,18 +120,19 @@ def test_upload_enhance_compare_download(page: Page, web_server: WebServer, arti
     expect(job).to_be_visible()
     bar = job.get_by_test_id("job-progress")
     seen: list[float] = []
-    shot = False
+    shot = 0.0
     deadline = time.monotonic() + 600
     status = job.get_attribute("data-status")
     while status not in TERMINAL and time.monotonic() < deadline:
         value = float(bar.get_attribute("aria-valuenow") or 0)
         if status == "running" and (not seen or value != seen[-1]):
             seen.append(value)
-        if status == "running" and 0 < value < 100 and not shot:
+        if status == "running" and 0 < value < 100 and (not shot or (shot < 30 <= value)):
+            # The first intermediate state, then once more past 30% for a more telling picture.
             expect(job.get_by_test_id("job-stage")).not_to_be_empty()
             expect(job.get_by_test_id("job-percent")).to_have_text(re.compile(r"^\d+%$"))
             shoot(page, artifacts, "job-running")
-            shot = True
+            shot = value
         page.wait_for_timeout(200)
         status = job.get_attribute("data-status")
     assert status == "completed", job.inner_text() + "\n" + web_server.log_tail()
@@ -222,7 +228,6 @@ def test_upload_enhance_compare_download(page: Page, web_server: WebServer, arti
     for _ in range(5):
         page.keyboard.press("PageUp")
     expect(slider).to_have_attribute("aria-valuenow", "50")
-    page.mouse.move(0, 0)
     page.locator("#viewer").scroll_into_view_if_needed()
     shoot(page, artifacts, "compare")
 
@@ -263,7 +268,6 @@ def test_upload_enhance_compare_download(page: Page, web_server: WebServer, arti
     assert viewport.evaluate("el => el.scrollLeft") > scroll_before, "dragging did not pan"
     page.get_by_test_id("scaling-smooth").click()
     expect(page.get_by_test_id("scaling-smooth")).to_have_attribute("aria-pressed", "true")
-    page.mouse.move(0, 0)
     shoot(page, artifacts, "compare-still")
     page.get_by_test_id("mode-video").click()
     expect(page.get_by_test_id("compare-frame")).to_be_visible()
