@@ -94,11 +94,13 @@ def test_upload_enhance_compare_download(page: Page, web_server: WebServer, arti
     expect(page.get_by_test_id("meta-frames")).to_have_text("150")
     player = page.get_by_test_id("original-player")
     expect(player).to_have_attribute("src", re.compile(r"/api/uploads/[^/]+/download$"))
-    # Buffer the small clip so the player shows its first frame without a loading spinner.
-    player.evaluate("v => { v.preload = 'auto'; }")
-    page.wait_for_function("document.querySelector('[data-testid=original-player]').readyState >= 3")
+    # A settled frame for the picture (a fresh player shows a loading spinner), then back to 0:00.
+    seek = "(v, t) => new Promise((ok) => { v.onseeked = ok; v.currentTime = t; })"
+    page.wait_for_function("document.querySelector('[data-testid=original-player]').readyState >= 1")
+    player.evaluate(seek, 1.0)
     page.wait_for_timeout(500)
     shoot(page, artifacts, "library")
+    player.evaluate(seek, 0)
 
     # Enhance: local_fast, 2x, a 1-second preview segment.
     choose(page, "model-radio-local_fast")
