@@ -52,7 +52,9 @@ def sse_events(server: ServerProcess, job_id: str, timeout: float = 300) -> list
 def frame_times(path: Path, stream_type: str = "video") -> list[float]:
     with av.open(str(path)) as container:
         stream = next(s for s in container.streams if s.type == stream_type)
-        return [float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None and p.size]
+        return sorted(
+            float(p.pts * p.time_base) for p in container.demux(stream) if p.pts is not None and p.size
+        )
 
 
 def test_local_job_streams_progress_and_delivers_the_video(
