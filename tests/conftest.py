@@ -32,8 +32,10 @@ class ServerProcess:
         self.data_dir = data_dir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        # A developer's real Replicate token must never reach a test server: tests pass a fake's env.
+        inherited = {k: v for k, v in os.environ.items() if "REPLICATE" not in k}
         self.env = {
-            **os.environ,
+            **inherited,
             "SKYFRAME_DATA_DIR": str(data_dir),
             "SKYFRAME_MIN_FREE_DISK": "0",
             "PYTHONUNBUFFERED": "1",
@@ -55,14 +57,21 @@ class ServerProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_path.read_text()[-4000:]}")
+                raise RuntimeError(f"server exited early:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-4000:]}")
+        self.stop()
+        raise RuntimeError(f"server did not start:\n{self.log_tail()}")
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
 
     def kill(self) -> None:
         """SIGKILL the whole process group: no shutdown handlers run, as in a crash."""

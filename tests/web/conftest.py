@@ -9,89 +9,18 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+
+from tests.conftest import ServerProcess
 
 REPO = Path(__file__).resolve().parents[2]
 VIDEO_DIR = REPO.parent / "shared" / "testdata" / "video"
 ARTIFACTS = REPO / "test-artifacts"
 CHROMIUM = os.environ.get("SKYFRAME_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class WebServer:
-    """``python -m skyframe serve`` on a free port, in its own process group."""
-
-    def __init__(self, data_dir: Path) -> None:
-        self.data_dir = data_dir
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_path = data_dir.parent / "web-server.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        env = {k: v for k, v in os.environ.items() if "REPLICATE" not in k}
-        env.update(
-            SKYFRAME_DATA_DIR=str(data_dir),
-            SKYFRAME_MIN_FREE_DISK="0",
-            PYTHONUNBUFFERED="1",
-        )
-        self.env = env
-
-    def start(self, timeout: float = 90) -> WebServer:
-        self.data_dir.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "skyframe", "serve", "--host", "127.0.0.1", "--port", str(self.port)],
-                cwd=REPO,
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"skyframe serve exited early:\n{self.log_tail()}")
-            try:
-                if httpx.get(f"{self.url}/api/health", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"skyframe serve did not become healthy:\n{self.log_tail()}")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
-
-    def log_tail(self, chars: int = 4000) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-chars:]
-        except OSError:
-            return ""
-
-    def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, timeout=60)
 
 
 class ConsoleWatch:
@@ -113,8 +42,8 @@ class ConsoleWatch:
 
 
 @pytest.fixture(scope="session")
-def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
-    server = WebServer(tmp_path_factory.mktemp("web") / "data").start()
+def web_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    server = ServerProcess(tmp_path_factory.mktemp("web") / "data").start(timeout=90)
     yield server
     server.stop()
 
@@ -136,7 +65,7 @@ def console() -> ConsoleWatch:
 
 
 @pytest.fixture
-def page(browser, web_server: WebServer, console: ConsoleWatch) -> Iterator[object]:  # type: ignore[no-untyped-def]
+def page(browser, web_server: ServerProcess, console: ConsoleWatch) -> Iterator[object]:  # type: ignore[no-untyped-def]
     context = browser.new_context(
         base_url=web_server.url, viewport={"width": 1440, "height": 900}, accept_downloads=True
     )

@@ -24,7 +24,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.web.conftest import REPO, VIDEO_DIR, ConsoleWatch, WebServer
+from tests.conftest import ServerProcess
+from tests.web.conftest import REPO, VIDEO_DIR, ConsoleWatch
 
 pytestmark = [pytest.mark.browser]
 
@@ -72,7 +73,7 @@ def upload_through_page(page: Page, path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_upload_enhance_compare_download(page: Page, web_server: WebServer, artifacts: Path) -> None:
+def test_upload_enhance_compare_download(page: Page, web_server: ServerProcess, artifacts: Path) -> None:
     page.goto("/?preview=1")  # "Preview (1 s)": keep the CPU job short
     wait_ready(page)
     expect(page.get_by_test_id("preview-toggle")).not_to_be_checked()
@@ -302,7 +303,7 @@ def content_range_start(header: str | None) -> int:
     return int(match[1])
 
 
-def test_upload_resumes_after_reload(page: Page, web_server: WebServer) -> None:
+def test_upload_resumes_after_reload(page: Page, web_server: ServerProcess) -> None:
     size = KARMA_CLIP.stat().st_size
     sent_before = 5
     page.on("dialog", lambda dialog: dialog.accept())  # "leave the page while uploading?"
@@ -379,7 +380,7 @@ def test_upload_resumes_after_reload(page: Page, web_server: WebServer) -> None:
 
 
 def test_refused_files_and_unavailable_models(
-    page: Page, web_server: WebServer, console: ConsoleWatch, tmp_path: Path
+    page: Page, web_server: ServerProcess, console: ConsoleWatch, tmp_path: Path
 ) -> None:
     console.allow(HTTP_4XX)  # the refusals below are 4xx answers by design
     fake = tmp_path / "clip.mp4"
@@ -444,7 +445,7 @@ def test_refused_files_and_unavailable_models(
 # ---- 3b. Live progress falls back to polling ----------------------------------------------------------
 
 
-def api_upload(server: WebServer, path: Path) -> dict:
+def api_upload(server: ServerProcess, path: Path) -> dict:
     """Upload a clip straight through the API (init, one PUT, complete)."""
     data = path.read_bytes()
     with server.client() as client:
@@ -458,7 +459,9 @@ def api_upload(server: WebServer, path: Path) -> dict:
         return done.json()
 
 
-def test_job_progress_falls_back_to_polling(page: Page, web_server: WebServer, console: ConsoleWatch) -> None:
+def test_job_progress_falls_back_to_polling(
+    page: Page, web_server: ServerProcess, console: ConsoleWatch
+) -> None:
     console.allow(r"net::ERR_FAILED")  # the event stream is cut on purpose
     upload = api_upload(web_server, RUN_CLIP)
     page.route("**/api/jobs/*/events", lambda route: route.abort())
