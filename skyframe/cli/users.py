@@ -11,6 +11,7 @@ import re
 import typer
 
 from skyframe.cli import app
+from skyframe.formatting import human_size
 
 users_app = typer.Typer(help="Accounts (SKYFRAME_AUTH=on): create, list, reset passwords, disable.")
 tokens_app = typer.Typer(help="API tokens for scripts (sent as 'Authorization: Bearer skf_...').")
@@ -58,14 +59,7 @@ def parse_size(text: str) -> int:
 
 
 def _human(size: int | None) -> str:
-    if size is None:
-        return "unlimited"
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} B"
+    return "unlimited" if size is None else human_size(size)
 
 
 @users_app.command("create")

@@ -32,6 +32,7 @@ from skyframe.errors import (
     TooLarge,
     UnsupportedType,
 )
+from skyframe.formatting import human_size
 from skyframe.media.probe import probe, thumbnail_jpeg
 from skyframe.storage import Storage
 
@@ -138,14 +139,14 @@ class UploadService:
             raise Invalid("The file is empty (0 bytes): there is nothing to upload.", code="empty_file")
         if size > self.settings.max_upload_size:
             raise TooLarge(
-                f"The file is {_human(size)}; the largest upload allowed is "
-                f"{_human(self.settings.max_upload_size)}.",
+                f"The file is {human_size(size)}; the largest upload allowed is "
+                f"{human_size(self.settings.max_upload_size)}.",
                 code="file_too_large",
             )
         free = self.storage.free_bytes()
         if free is not None and free - size < self.settings.min_free_disk:
             raise InsufficientStorage(
-                f"Not enough free disk space for {_human(size)} (free: {_human(free)}).",
+                f"Not enough free disk space for {human_size(size)} (free: {human_size(free)}).",
                 code="insufficient_storage",
             )
         if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
@@ -282,8 +283,8 @@ class UploadService:
         if (used or 0) > quota:
             before = (used or 0) - size
             raise TooLarge(
-                f"This {_human(size)} upload would exceed your storage quota: {_human(before)} of "
-                f"{_human(quota)} used. Delete clips you no longer need, or ask the administrator.",
+                f"This {human_size(size)} upload would exceed your storage quota: {human_size(before)} of "
+                f"{human_size(quota)} used. Delete clips you no longer need, or ask the administrator.",
                 code="storage_quota_exceeded",
                 usedBytes=before,
                 quotaBytes=quota,
@@ -317,12 +318,3 @@ class UploadService:
             for name, value in values.items():
                 setattr(upload, name, value)
         return upload
-
-
-def _human(size: int) -> str:
-    value = float(size)
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
-        if value < 1024 or unit == "TiB":
-            return f"{value:.0f} {unit}" if unit == "bytes" else f"{value:.1f} {unit}"
-        value /= 1024
-    return f"{size} bytes"
