@@ -44,6 +44,13 @@ class Tile:
     cy1: int
 
 
+def _span(n: int, total: int, context: int) -> int:
+    """Largest tile extent when ``total`` is cut into ``n`` cores (edge tiles have context on one side)."""
+    if n == 1:
+        return total
+    return min(total, math.ceil(total / n) + (context if n == 2 else 2 * context))
+
+
 def plan_tiles(width: int, height: int, max_pixels: int, context: int) -> list[Tile]:
     """Split a ``width`` x ``height`` image into tiles of at most ``max_pixels`` (context included).
 
@@ -53,20 +60,18 @@ def plan_tiles(width: int, height: int, max_pixels: int, context: int) -> list[T
         return [Tile(0, 0, width, height, 0, 0, width, height)]
     best: tuple[int, int, int] | None = None
     for nx in range(1, width + 1):
-        core_w = math.ceil(width / nx)
-        tile_w = min(width, core_w + 2 * context)
-        if tile_w * min(height, 1 + 2 * context) > max_pixels:
-            continue
-        tile_h = max_pixels // tile_w
-        core_h = tile_h - 2 * context if tile_h < height else height
-        if core_h < 1:
-            continue
-        ny = math.ceil(height / core_h)
-        cost = nx * ny * tile_w * min(height, core_h + 2 * context)
-        if best is None or cost < best[0]:
-            best = (cost, nx, ny)
-        if core_w <= 2 * context:  # smaller cores only add overlap
-            break
+        tile_w = _span(nx, width, context)
+        if best is not None and math.ceil(width / nx) <= context:
+            break  # thinner cores only add overlap
+        for ny in range(1, height + 1):
+            tile_h = _span(ny, height, context)
+            if tile_w * tile_h <= max_pixels:
+                cost = nx * ny * tile_w * tile_h
+                if best is None or cost < best[0]:
+                    best = (cost, nx, ny)
+                break
+            if best is not None and math.ceil(height / ny) <= context:
+                break
     if best is None:
         raise ValueError(f"cannot tile {width}x{height} with {max_pixels} px tiles and context {context}")
     _, nx, ny = best
@@ -104,6 +109,9 @@ class Upscaler(ABC):
     #: label for results and benchmarks, e.g. "ncnn", "torch-cpu", "torch-cuda-fp16"
     runtime: str = "?"
     model_key: str = "?"
+    #: ``_run`` already returns ``clip(x * 255 + 0.5, 0, 255)`` for uint8 tiles (done inside the graph,
+    #: on the model's threads), so only a truncating copy is left to do here
+    prescaled_u8: bool = False
 
     @abstractmethod
     def _run(self, tile: np.ndarray, should_stop: Callable[[], bool] | None) -> np.ndarray:
@@ -148,8 +156,8 @@ class Upscaler(ABC):
             for c in range(3):
                 src = res[c, ry0 : ry0 + rh, rx0 : rx0 + rw]
                 dst = out[c][iy0 * s : iy1 * s, ix0 * s : ix1 * s]
-                if src.dtype == dst.dtype:
-                    dst[...] = src
+                if src.dtype == dst.dtype or (self.prescaled_u8 and dst.dtype == np.uint8):
+                    np.copyto(dst, src, casting="unsafe")
                     continue
                 if scratch is None or scratch.shape != src.shape:
                     scratch = np.empty(src.shape, np.float32)

@@ -65,7 +65,8 @@ def load_upscaler(
     device: str | None = None,
     weights: str | Path | None = None,
 ) -> Upscaler:
-    """Load ``model`` on the chosen runtime. ``threads=0`` means all usable cores.
+    """Load ``model`` on the chosen runtime; ``auto``/``0`` fall back to the settings (``SKYFRAME_RUNTIME``,
+    ``SKYFRAME_THREADS``), whose defaults mean "CUDA if usable, else ncnn" and "all usable cores".
 
     ``precision``: ``auto`` = fp32 on CPU, fp16 on CUDA; ``bf16`` is an opt-in CPU speed-up.
     ``weights`` (torch only): a ``.pth`` path, URL, or ``"official"``; default = the shipped ncnn weights.
@@ -73,6 +74,12 @@ def load_upscaler(
     spec = get_model(model) if isinstance(model, str) else model
     if spec.provider != "local" or spec.weights is None:
         raise Invalid(f"Model {spec.key} does not run on this machine.", code="invalid_options")
+    if runtime == "auto" or not threads:
+        from skyframe.config import get_settings
+
+        settings = get_settings()
+        runtime = settings.runtime if runtime == "auto" else runtime
+        threads = threads or settings.threads
     threads = threads or usable_cores()
     chosen = resolve_runtime(runtime)
     if chosen == "ncnn":

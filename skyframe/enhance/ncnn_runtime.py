@@ -56,11 +56,12 @@ class NcnnUpscaler(Upscaler):
         opt.lightmode = True  # recycle intermediate blobs: 4x less memory, and faster
         opt.use_fp16_packed = opt.use_fp16_storage = opt.use_fp16_arithmetic = False
         opt.use_bf16_storage = precision == "bf16"
-        if net.load_param(str(param)) != 0 or net.load_model(str(binary)) != 0:
+        if net.load_param_mem(_with_quantiser(param.read_text())) != 0 or net.load_model(str(binary)) != 0:
             raise WeightsError(f"ncnn could not load {param.name}/{binary.name}.")
         self._net = net
-        if "data" not in net.input_names() or "output" not in net.output_names():
+        if "data" not in net.input_names() or _QUANTISED not in net.output_names():
             raise WeightsError(f"{param.name}: expected blobs 'data' and 'output'.")
+        self.prescaled_u8 = True
         self._stages: list[str] = []
         if spec.arch == "rrdb":
             self._find_rrdb_blobs(param)
@@ -106,16 +107,24 @@ class NcnnUpscaler(Upscaler):
             mat = ncnn.Mat.from_pixels(tile, ncnn.Mat.PixelType.PIXEL_RGB, w, h)
             mat.substract_mean_normalize([], [1 / 255.0] * 3)
             return mat
-        # 16-bit path for >8-bit video
-        return ncnn.Mat(np.ascontiguousarray(tile.transpose(2, 0, 1), dtype=np.float32) / 65535.0)
+        # 16-bit path for >8-bit video. ncnn.Mat(array) borrows the array's memory without keeping the
+        # array alive: hold it in a name until the clone owns a copy
+        planar = np.ascontiguousarray(tile.transpose(2, 0, 1), dtype=np.float32) / 65535.0
+        mat = ncnn.Mat(planar).clone()
+        del planar
+        return mat
 
     def _run(self, tile: np.ndarray, should_stop: Callable[[], bool] | None) -> np.ndarray:
         mat = self._input_mat(tile)
+        # uint8 tiles come back already scaled/rounded/clipped; the 16-bit path takes the raw output
+        blob = _QUANTISED if tile.dtype == np.uint8 else "output"
         if not self._stages:
-            return np.asarray(self._extract({"data": mat}, "output"))
-        return self._run_rrdb(mat, tile.shape[0], tile.shape[1], should_stop)
+            return np.asarray(self._extract({"data": mat}, blob))
+        return self._run_rrdb(mat, tile.shape[0], tile.shape[1], should_stop, blob)
 
-    def _run_rrdb(self, mat: object, h: int, w: int, should_stop: Callable[[], bool] | None) -> np.ndarray:
+    def _run_rrdb(
+        self, mat: object, h: int, w: int, should_stop: Callable[[], bool] | None, blob: str
+    ) -> np.ndarray:
         ncnn = self._ncnn
 
         def check() -> None:
@@ -124,12 +133,12 @@ class NcnnUpscaler(Upscaler):
 
         feat0 = self._extract({"data": mat}, self._feat0)
         prev: tuple[str, object] | None = None
-        for blob in self._stages:
+        for stage in self._stages:
             check()
             inputs = {self._feat0: feat0}
             if prev is not None:
                 inputs[prev[0]] = prev[1]
-            prev = (blob, self._extract(inputs, blob))
+            prev = (stage, self._extract(inputs, stage))
         assert prev is not None
         trunk = np.asarray(self._extract({self._feat0: feat0, prev[0]: prev[1]}, self._trunk))
         del feat0, prev
@@ -137,9 +146,29 @@ class NcnnUpscaler(Upscaler):
         out = np.empty((3, h * s, w * s), np.float32)
         for sub in plan_tiles(w, h, self.tail_tile_pixels, self.tail_context):
             check()
-            piece = ncnn.Mat(np.ascontiguousarray(trunk[:, sub.y0 : sub.y1, sub.x0 : sub.x1]))
-            res = np.asarray(self._extract({self._trunk: piece}, "output"))
+            part = np.ascontiguousarray(trunk[:, sub.y0 : sub.y1, sub.x0 : sub.x1])
+            res = np.asarray(self._extract({self._trunk: ncnn.Mat(part)}, blob))  # Mat borrows `part`
             ry, rx = (sub.cy0 - sub.y0) * s, (sub.cx0 - sub.x0) * s
             ch, cw = (sub.cy1 - sub.cy0) * s, (sub.cx1 - sub.cx0) * s
             out[:, sub.cy0 * s : sub.cy1 * s, sub.cx0 * s : sub.cx1 * s] = res[:, ry : ry + ch, rx : rx + cw]
         return out
+
+
+_QUANTISED = "skyframe_u8"
+
+
+def _with_quantiser(param_text: str) -> str:
+    """The param file plus three layers after ``output``: ``clip(x * 255 + 0.5, 0, 255)``.
+
+    Done in the graph because ncnn runs it on all its threads, while numpy would run it on one (four
+    passes over a 25 MB plane set per 4K frame). The ``output`` blob stays extractable for 16-bit video.
+    """
+    lines = param_text.strip("\n").split("\n")
+    layers, blobs = (int(v) for v in lines[1].split())
+    lines[1] = f"{layers + 3} {blobs + 3}"
+    lines += [
+        "BinaryOp skyframe_mul 1 1 output skyframe_x255 0=2 1=1 2=2.550000e+02",
+        "BinaryOp skyframe_add 1 1 skyframe_x255 skyframe_round 0=0 1=1 2=5.000000e-01",
+        f"Clip skyframe_clip 1 1 skyframe_round {_QUANTISED} 0=0.000000e+00 1=2.550000e+02",
+    ]
+    return "\n".join(lines) + "\n"

@@ -55,7 +55,7 @@ from skyframe.enhance.base import Cancelled, Upscaler
 from skyframe.enhance.engine import load_upscaler
 from skyframe.errors import Invalid, SkyframeError
 from skyframe.media.reader import SourceInfo, SourceReader, probe_source
-from skyframe.media.writer import VideoWriter
+from skyframe.media.writer import DEFAULT_PRESET, VideoWriter
 
 __all__ = ["Cancelled", "EnhanceResult", "Progress", "SizePlan", "enhance_video", "plan_sizes"]
 
@@ -254,12 +254,13 @@ def enhance_video(
     threads: int = 0,
     precision: str = "auto",
     upscaler: Upscaler | None = None,
-    preset: str = "medium",
+    preset: str = DEFAULT_PRESET,
 ) -> EnhanceResult:
     """Upscale ``src`` into ``dst`` with a local model; see the module docstring for what is kept.
 
     ``runtime``/``threads`` default to the settings (``SKYFRAME_RUNTIME``/``SKYFRAME_THREADS``).
-    ``upscaler`` lets a caller reuse an already loaded model (benchmarks, batches).
+    ``upscaler`` lets a caller reuse an already loaded model (benchmarks, batches); ``preset`` is the
+    x264/x265 preset (quality is set by ``options.crf``).
     Raises :class:`Invalid` for bad input or options and :class:`Cancelled` when ``should_cancel``
     returned True; in both cases ``dst`` is not created.
     """
@@ -291,12 +292,6 @@ def enhance_video(
     plan = plan_sizes(info, options)
 
     if upscaler is None:
-        if runtime == "auto" or not threads:
-            from skyframe.config import get_settings
-
-            settings = get_settings()
-            runtime = settings.runtime if runtime == "auto" else runtime
-            threads = threads or settings.threads
         upscaler = load_upscaler(spec, runtime, threads, precision=precision)
     if cancelled():
         raise Cancelled("Cancelled before start.")

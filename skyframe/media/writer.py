@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import math
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -34,6 +35,10 @@ log = logging.getLogger(__name__)
 _DROP_KEYS = {"major_brand", "minor_version", "compatible_brands", "encoder", "duration"}
 
 SOFTWARE = {"h264": "libx264", "h265": "libx265"}
+#: x264/x265 preset. crf sets the quality; the preset trades file size for encoder CPU. "veryfast" keeps
+#: a 1080p encode near 25 ms a frame, under 10% of the CPU model time, so the encoder does not slow the
+#: model on a small box ("medium" costs ~50 ms for files ~20-30% smaller at the same crf).
+DEFAULT_PRESET = "veryfast"
 HARDWARE = {"h264": "h264_nvenc", "h265": "hevc_nvenc"}
 
 
@@ -130,7 +135,7 @@ class VideoWriter:
         templates: list[Any] | None = None,
         origin: float = 0.0,
         hardware: bool = False,
-        preset: str = "medium",
+        preset: str = DEFAULT_PRESET,
     ) -> None:
         self.path = path
         self.width, self.height = width, height
@@ -138,8 +143,6 @@ class VideoWriter:
         self.origin = origin
         self.container = av.open(str(path), "w")
         fmt = self.container.format.name.split(",")[0]
-        options = {"movflags": "+faststart"} if fmt in ("mp4", "mov") else {}
-        self.container.options.update(options)
         self.notes: list[str] = []
         self.container.metadata.update({k: v for k, v in source.metadata.items() if k not in _DROP_KEYS})
 
@@ -175,6 +178,16 @@ class VideoWriter:
             out = self.container.add_stream_from_template(template)
             out.metadata.update(dict(template.metadata))
             self.copies[template.index] = out
+        if fmt in ("mp4", "mov"):
+            # faststart: index first, so browsers can play while downloading. movie_timescale: MP4 edit
+            # lists (a segment's audio starting a few samples after the video) are stored in the movie
+            # timescale, 1/1000 s by default, which would move the copied audio by up to 0.5 ms.
+            dens = [source.time_base.denominator] + [t.time_base.denominator for t in kept if t.time_base]
+            timescale = math.lcm(*dens)
+            options = {"movflags": "+faststart"}
+            if timescale < 2**31:
+                options["movie_timescale"] = str(timescale)
+            self.container.options.update(options)
         self._shift: dict[int, int] = {}
         self.frames = 0
 
