@@ -1,16 +1,17 @@
 """API latency while a local job computes, and what polling costs the job's frame rate.
 
 Starts the real server (API + embedded worker), uploads a test clip and runs one local enhancement job
-per phase: first with no load (the reference), then once per load profile with 50 clients polling
-``GET /api/jobs/{id}``. Each phase waits for the job's steady state, measures for ``--seconds``, then
-cancels the job. The load runs in its own process (asyncio + httpx.AsyncClient, one connection per
-client) so it does not skew the observer, which samples the job JSON every 50 ms and takes the frame
-rate from the points where ``framesDone`` changed: (frames_last - frames_first) / (t_last - t_first).
+per phase: with no load, then once per load profile with 50 clients polling ``GET /api/jobs/{id}``,
+then with no load again (the mean of the two no-load jobs is the reference, their gap the noise).
+Each phase waits for the job's steady state, measures for ``--seconds``, then cancels the job. The
+load runs in its own process (asyncio + httpx.AsyncClient, one connection per client) so it does not
+skew the observer, which samples the job JSON every 50 ms and takes the frame rate from the points
+where ``framesDone`` changed: (frames_last - frames_first) / (t_last - t_first).
 
 Load profiles (``--intervals``): an interval of 1 s is a page polling once a second per client; 0 is
 closed loop, each client sending its next request as soon as the last one answered (the worst case).
 
-    python bench/api_under_load.py [--clients 50] [--seconds 20] [--intervals 1 0]
+    python bench/api_under_load.py [--clients 50] [--seconds 20] [--intervals 1 0] [--engine-threads N]
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
@@ -47,6 +49,7 @@ TARGET_FPS_DROP = 0.10
 DEFAULT_VIDEO = TESTDATA / "video" / "libopenshot_run.mp4"
 _OBSERVE_EVERY = 0.05
 _REQUEST_TIMEOUT = 10.0
+_OTHER_WARN = 0.2  # CPU (1 core = 1.0) used by unrelated processes that spoils a phase
 _SLICE = 5.0  # seconds per slice in the latency-over-time column
 
 
@@ -212,7 +215,7 @@ def run_phase(
             raise RuntimeError("load process did not start")
 
     wait_steady(client, job_id, args.warmup)
-    procs = {"API server": [server.pid], "worker": descendants(server.pid)}
+    procs = {"API server": [server.pid], "worker": descendants(server.pid), "observer": [os.getpid()]}
     if load is not None and load.pid is not None:
         procs["load clients"] = [load.pid]
     cpu0 = {name: sum(map(cpu_seconds, pids)) for name, pids in procs.items()}
@@ -242,6 +245,9 @@ def run_phase(
     phase.cpu_busy = meter.busy()
     for name, pids in procs.items():
         phase.cpu_split[name] = (sum(map(cpu_seconds, pids)) - cpu0[name]) / phase.window
+    # Whatever else ran on the machine in the window (other users' work skews the comparison).
+    cores = len(os.sched_getaffinity(0))
+    phase.cpu_split["other"] = max(0.0, phase.cpu_busy * cores - sum(phase.cpu_split.values()))
     if load is not None and pipe is not None:
         phase.latencies, phase.errors, phase.load_seconds = pipe.recv()
         load.join(30)
@@ -257,19 +263,21 @@ def run_phase(
 # -- report --------------------------------------------------------------------------------------------
 
 
-def describe(interval: float | None, clients: int) -> str:
+def describe(phase: Phase, clients: int) -> str:
+    interval = phase.interval
     if interval is None:
-        return "no load"
+        return phase.name
     if interval == 0:
         return f"{clients} clients, closed loop"
     return f"{clients} clients, 1 req / {interval:g} s each"
 
 
 def report(phases: list[Phase], args: argparse.Namespace) -> bool:
-    base = phases[0]
+    bases = [p for p in phases if p.interval is None]
+    reference = sum(p.fps for p in bases) / len(bases)
     rows, ok = [], True
     for phase in phases:
-        drop = 1 - phase.fps / base.fps if phase is not base else 0.0
+        drop = 1 - phase.fps / reference
         lat = [seconds for _, seconds in phase.latencies]
         p50, p99 = percentile(lat, 50) * 1000, percentile(lat, 99) * 1000
         if phase.interval is None:
@@ -287,14 +295,14 @@ def report(phases: list[Phase], args: argparse.Namespace) -> bool:
         requests = len(phase.latencies) + len(phase.errors)
         rows.append(
             [
-                describe(phase.interval, args.clients),
+                describe(phase, args.clients),
                 "-" if phase.interval is None else f"{requests / phase.load_seconds:.0f}",
                 "-" if phase.interval is None else f"{p50:.1f}",
                 "-" if phase.interval is None else f"{p99:.1f}",
                 "-" if phase.interval is None else f"{max(lat, default=0) * 1000:.0f}",
                 "-" if phase.interval is None else str(len(phase.errors)),
                 f"{phase.fps:.2f}",
-                "reference" if phase is base else f"{drop:+.1%}",
+                f"{drop:+.1%}" + (" (ref.)" if phase.interval is None else ""),
                 checks,
             ]
         )
@@ -306,7 +314,7 @@ def report(phases: list[Phase], args: argparse.Namespace) -> bool:
     )
     print(
         f"\nTargets: p99 < {TARGET_P99_MS:.0f} ms, {TARGET_ERRORS} errors, fps drop < {TARGET_FPS_DROP:.0%} "
-        "(vs the no-load job in this run).\n"
+        "(vs the mean of the no-load jobs in this run; their own rows show the run's noise).\n"
     )
     detail_rows = []
     for phase in phases:
@@ -320,7 +328,7 @@ def report(phases: list[Phase], args: argparse.Namespace) -> bool:
         by_slice = " / ".join(f"{percentile(x, 99) * 1000:.0f}" for x in slices if x) or "-"
         detail_rows.append(
             [
-                describe(phase.interval, args.clients),
+                describe(phase, args.clients),
                 f"{phase.frames} in {phase.points[-1][0] - phase.points[0][0]:.1f} s"
                 if len(phase.points) > 1
                 else "-",
@@ -329,7 +337,7 @@ def report(phases: list[Phase], args: argparse.Namespace) -> bool:
                 split,
                 by_slice,
                 ", ".join(f"{k} x{v}" for k, v in errors.items()) or "-",
-                phase.ended_early or "-",
+                "; ".join(note for note in (phase.ended_early, _busy_note(phase)) if note) or "-",
             ]
         )
     print(
@@ -350,6 +358,13 @@ def report(phases: list[Phase], args: argparse.Namespace) -> bool:
     return ok
 
 
+def _busy_note(phase: Phase) -> str | None:
+    other = phase.cpu_split.get("other", 0.0)
+    if other < _OTHER_WARN:
+        return None
+    return f"other processes used {other:.0%} of a core: not comparable"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -368,6 +383,15 @@ def main() -> int:
     parser.add_argument("--model", default="local_fast")
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument(
+        "--engine-threads", type=int, default=None, help="SKYFRAME_THREADS for the worker (default: unset)"
+    )
+    parser.add_argument(
+        "--no-bracket",
+        dest="bracket",
+        action="store_false",
+        help="skip the second no-load job after the loaded ones",
+    )
+    parser.add_argument(
         "--wait-quiet",
         type=float,
         default=60.0,
@@ -379,20 +403,26 @@ def main() -> int:
     print("# SkyFrame API under load\n\n## Machine")
     for line in [*machine_lines(("numpy", "ncnn", "torch", "av")), load_line(busy)]:
         print(line)
+    threads = "default" if args.engine_threads is None else str(args.engine_threads)
     print(
         f"\n## {args.clients} clients polling GET /api/jobs/{{id}} for {args.seconds:g} s while a "
-        f"{args.model} x{args.scale} job runs on {args.video.name}\n"
+        f"{args.model} x{args.scale} job runs on {args.video.name} (engine threads: {threads})\n"
     )
-    phases = [Phase("baseline", None), *(Phase(f"load {i:g}", i) for i in args.intervals)]
+    # No-load jobs before and after the loaded ones: their mean is the reference, their gap the noise.
+    loaded = [Phase(f"load {i:g}", i) for i in args.intervals]
+    phases = [Phase("no load", None), *loaded, *([Phase("no load, again", None)] if args.bracket else [])]
+    env = {"SKYFRAME_WORKERS": "1"}
+    if args.engine_threads is not None:
+        env["SKYFRAME_THREADS"] = str(args.engine_threads)
     with (
         tempfile.TemporaryDirectory(prefix="skyframe-bench-api-") as tmp,
-        Server(Path(tmp) / "data", {"SKYFRAME_WORKERS": "1"}) as server,
+        Server(Path(tmp) / "data", env) as server,
         httpx.Client(base_url=server.url, timeout=60) as client,
     ):
         upload_id = upload_clip(client, args.video)
         for phase in phases:
             run_phase(server, client, upload_id, phase, args)
-            print(f"  measured: {describe(phase.interval, args.clients)}", file=sys.stderr)
+            print(f"  measured: {describe(phase, args.clients)}", file=sys.stderr)
     ok = report(phases, args)
     print(
         "\nNotes: load clients, observer, API server and worker share the machine's cores. fps is taken "
