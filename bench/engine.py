@@ -160,15 +160,20 @@ def pad(img: np.ndarray) -> np.ndarray:
 
 
 def rss_child(clip: Path, out: Path, target: str) -> dict[str, float]:
-    """Run one enhancement in a fresh interpreter; returns its peak RSS and fps."""
+    """Run one enhancement in a fresh interpreter; returns its peak RSS and fps.
+
+    Peak RSS is the child's ``VmHWM``: ``ru_maxrss`` would include the parent's RSS at fork time,
+    because Linux carries the pre-exec high-water mark over ``execve``.
+    """
     code = (
-        "import json, resource, sys\n"
+        "import json\n"
         "from pathlib import Path\n"
         "from skyframe.catalogue import EnhanceOptions\n"
         "from skyframe.enhance.pipeline import enhance_video\n"
         f"r = enhance_video(Path({str(clip)!r}), Path({str(out)!r}), 'local_fast',"
         f" EnhanceOptions(resolution={target!r}), runtime='ncnn')\n"
-        "print(json.dumps({'rss': resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,"
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+        "print(json.dumps({'rss': int(hwm) / 1024,"
         " 'fps': r.fps, 'frames': r.frames, 'size': [r.width, r.height]}))\n"
     )
     proc = subprocess.run(
@@ -180,7 +185,9 @@ def rss_child(clip: Path, out: Path, target: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats and frames (smoke run)")
+    parser.add_argument("--sections", default="1,2,3,4,5", help="which numbered sections to run")
     args = parser.parse_args()
+    sections = {int(x) for x in args.sections.split(",")}
     threads = usable_cores()
     repeats = 2 if args.quick else 5
     rows: list[tuple[str, str, str]] = []
@@ -198,7 +205,7 @@ def main() -> None:
     ours = load_upscaler("local_fast", "ncnn", threads)
     bare = Bare(get_model("local_fast").weights or "", threads)
     model_fps: dict[tuple[int, int], float] = {}
-    for w, h in [(480, 270), (960, 540)]:
+    for w, h in [(480, 270), (960, 540)] if 1 in sections else []:
         img = real_frames(w, h, 1)[0]
         padded = pad(img)
         t = interleaved(
@@ -219,6 +226,8 @@ def main() -> None:
 
     # 2. PyTorch CPU path vs ncnn ---------------------------------------------------------------------
     try:
+        if 2 not in sections:
+            raise ImportError
         import torch  # noqa: F401
 
         img = real_frames(480, 270, 1)[0]
@@ -233,17 +242,19 @@ def main() -> None:
         row("  torch fp32 / ncnn", f"{t['ncnn'] / t['torch']:.3f}")
         row("  torch bf16 (opt-in) / ncnn", f"{t['ncnn'] / t['bf16']:.3f}")
     except ImportError:
-        row("torch", "not installed", "")
+        if 2 in sections:
+            row("torch", "not installed", "")
 
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         # 3. end to end vs model only ---------------------------------------------------------------
         frames = 10 if args.quick else 30
+        m = e = 0.0
         clip = make_clip(tmp / "e2e.mp4", 480, 270, frames)
         img = real_frames(480, 270, 1)[0]
         walls: dict[str, list[float]] = {"model": [], "e2e": [], "e2e_steady": []}
         cpus: dict[str, list[float]] = {"model": [], "e2e": []}
-        for _ in range(1 if args.quick else 2):  # interleaved: model-only, e2e, model-only, e2e
+        for _ in range((1 if args.quick else 2) if 3 in sections else 0):  # model-only, e2e, model, e2e
             c0, t0 = cpu_seconds(), time.perf_counter()
             for _ in range(frames):
                 ours.upscale(img)
@@ -258,17 +269,18 @@ def main() -> None:
             cpus["e2e"].append((cpu_seconds() - c0) / result.frames)
             walls["e2e"].append(result.fps)
             walls["e2e_steady"].append(steady_fps(marks))
-        m, e, es = (statistics.median(walls[k]) for k in ("model", "e2e", "e2e_steady"))
-        mc, ec = statistics.median(cpus["model"]), statistics.median(cpus["e2e"])
-        what = f"end-to-end 480x270 -> 1920x1080, x264 {DEFAULT_PRESET} crf18, {frames} frames"
-        row(f"{what}: fps", f"{e:.3f}", f"steady state {es:.3f} fps")
-        row("  model-only fps, same frame, same count", f"{m:.3f}")
-        row("  end-to-end / model-only, wall clock (target >= 0.90)", f"{e / m:.3f}", f"steady {es / m:.3f}")
-        row("  end-to-end / model-only, CPU seconds per frame", f"{mc / ec:.3f}", f"{ec:.2f} vs {mc:.2f} s")
+        if 3 in sections:
+            m, e, es = (statistics.median(walls[k]) for k in ("model", "e2e", "e2e_steady"))
+            mc, ec = statistics.median(cpus["model"]), statistics.median(cpus["e2e"])
+            what = f"end-to-end 480x270 -> 1920x1080, x264 {DEFAULT_PRESET} crf18, {frames} frames"
+            row(f"{what}: fps", f"{e:.3f}", f"steady state {es:.3f} fps")
+            row("  model-only fps, same frame, same count", f"{m:.3f}")
+            row("  end-to-end / model-only, wall (target >= 0.90)", f"{e / m:.3f}", f"steady {es / m:.3f}")
+            row("  end-to-end / model-only, CPU s per frame", f"{mc / ec:.3f}", f"{ec:.2f} vs {mc:.2f} s")
 
         # 4. peak RSS for a 4K output, two lengths ----------------------------------------------------
         lengths = (3, 6) if args.quick else (4, 12)
-        for n in lengths:
+        for n in lengths if 4 in sections else ():
             clip4k = make_clip(tmp / f"rss{n}.mp4", 960, 540, n)
             r = rss_child(clip4k, tmp / f"rss{n}-out.mp4", "4k")
             row(
@@ -278,7 +290,7 @@ def main() -> None:
             )
 
         # 5. seconds per output minute of 1080p30, per model -----------------------------------------
-        for key in ("local_fast", "local_anime", "local_detail"):
+        for key in ("local_fast", "local_anime", "local_detail") if 5 in sections else ():
             up = ours if key == "local_fast" else load_upscaler(key, "ncnn", threads)
             if key == "local_detail":
                 # ~12 s a frame on 2 cores: one full 480x270 frame after a small warm-up
@@ -290,8 +302,8 @@ def main() -> None:
                 per_frame = statistics.median(timed(lambda up=up: up.upscale(img)) for _ in range(2))
                 note = "extrapolated from 2 frames"
             else:
-                per_frame = 1 / model_fps[(480, 270)]
-                note = f"model only; end to end takes {m / e:.2f}x this"
+                per_frame = 1 / model_fps[(480, 270)] if model_fps else timed(lambda up=up: up.upscale(img))
+                note = f"model only; end to end takes {m / e:.2f}x this" if e else "model only"
             row(f"{key}: s of compute per output minute 1080p30 (480x270 in)", f"{per_frame * 1800:.0f} s",
                 f"{per_frame:.2f} s/frame; {note}")  # fmt: skip
 

@@ -298,6 +298,7 @@ def enhance_video(
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = _temp_path(dst)
+    on_gpu = upscaler.runtime.startswith("torch-cuda")
     reader = SourceReader(info, [], options.start, options.duration)
     writer: VideoWriter | None = None
     run: _Run | None = None
@@ -317,8 +318,9 @@ def enhance_video(
                 crf=options.crf,
                 templates=copy,
                 origin=reader.origin,
-                hardware=upscaler.runtime.startswith("torch-cuda"),
+                hardware=on_gpu,
                 preset=preset,
+                encoder_threads=0 if on_gpu else 1,
             )
         except ValueError as exc:
             raise Invalid(f"Cannot write {dst.name}: {exc}", code="invalid_options") from None
@@ -330,10 +332,8 @@ def enhance_video(
             thread.start()
         last_report = 0.0
         last_done = -1
-        while any(t.is_alive() for t in run.threads):
-            for t in run.threads:
-                t.join(timeout=0.1)
-                break
+        while alive := [t for t in run.threads if t.is_alive()]:
+            alive[-1].join(timeout=0.1)  # sleeps; the writer, last in the list, finishes last
             if run.errors:
                 break
             if cancelled():

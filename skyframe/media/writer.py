@@ -58,13 +58,13 @@ def _supported_formats(codec_name: str) -> set[str]:
 
 
 def _pix_fmt(source: SourceInfo, supported: set[str]) -> str:
-    """Same chroma layout as the source, 10-bit if the source has more than 8 bits and the encoder can."""
-    chroma = "444" if "444" in source.pix_fmt else "422" if "422" in source.pix_fmt else "420"
-    wanted = [f"yuv{chroma}p10le", "yuv420p10le"] if source.bit_depth > 8 else []
-    wanted += [f"yuv{chroma}p", "yuv420p"]
-    for name in wanted:
-        if name in supported:
-            return name
+    """4:2:0, at 10 bit when the source has more than 8 bits and the encoder can.
+
+    4:2:0 even for 4:2:2/4:4:4 sources: browsers and phones only play 4:2:0 H.264/H.265, and the
+    result is meant to be watched (and compared in the web page), not to be an intermediate.
+    """
+    if source.bit_depth > 8 and "yuv420p10le" in supported:
+        return "yuv420p10le"
     return "yuv420p"
 
 
@@ -82,9 +82,22 @@ def _hardware_ok(name: str, pix_fmt: str, width: int, height: int) -> bool:
 
 
 def choose_encoder(
-    codec: str, crf: int, source: SourceInfo, width: int, height: int, *, hardware: bool, preset: str
+    codec: str,
+    crf: int,
+    source: SourceInfo,
+    width: int,
+    height: int,
+    *,
+    hardware: bool,
+    preset: str,
+    threads: int = 0,
 ) -> EncoderChoice:
-    """libx264/libx265 with ``crf``; NVENC (constant quality ``cq`` = crf) when ``hardware`` and usable."""
+    """libx264/libx265 with ``crf``; NVENC (constant quality ``cq`` = crf) when ``hardware`` and usable.
+
+    ``threads=1`` makes x264 single-threaded: when a CPU model already keeps every core busy, x264's
+    frame threads only add synchronisation (about 20% more encoder CPU per frame, measured), and one
+    thread encodes 1080p veryfast in ~45 ms, far ahead of the model.
+    """
     if codec not in SOFTWARE:
         raise ValueError(f"unknown codec {codec!r}")
     if hardware:
@@ -97,6 +110,8 @@ def choose_encoder(
                 return EncoderChoice(name, pix_fmt, options, hardware=True)
     name = SOFTWARE[codec]
     options = {"crf": str(crf), "preset": preset}
+    if threads and codec == "h264":
+        options["threads"] = str(threads)
     if codec == "h265":
         options["x265-params"] = "log-level=error"
     return EncoderChoice(name, _pix_fmt(source, _supported_formats(name)), options)
@@ -136,6 +151,7 @@ class VideoWriter:
         origin: float = 0.0,
         hardware: bool = False,
         preset: str = DEFAULT_PRESET,
+        encoder_threads: int = 0,
     ) -> None:
         self.path = path
         self.width, self.height = width, height
@@ -146,7 +162,9 @@ class VideoWriter:
         self.notes: list[str] = []
         self.container.metadata.update({k: v for k, v in source.metadata.items() if k not in _DROP_KEYS})
 
-        self.encoder = choose_encoder(codec, crf, source, width, height, hardware=hardware, preset=preset)
+        self.encoder = choose_encoder(
+            codec, crf, source, width, height, hardware=hardware, preset=preset, threads=encoder_threads
+        )
         rate = source.frame_rate or Fraction(30)
         stream = self.container.add_stream(self.encoder.name, rate=rate, options=self.encoder.options)
         stream.width, stream.height = width, height
