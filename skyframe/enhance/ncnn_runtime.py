@@ -65,9 +65,10 @@ class NcnnUpscaler(Upscaler):
         self._stages: list[str] = []
         if spec.arch == "rrdb":
             self._find_rrdb_blobs(param)
-            # trunk ~12 KB per input pixel: 120k px tiles peak near 1.5 GB; 40 px of context keeps the
-            # tiled result within ~65 dB of the untiled one (max error 2-3 levels at a seam)
-            self.context, self.max_tile_pixels = 40, 120_000
+            # trunk ~12 KB per input pixel: 150k px tiles (a padded 480x270 frame, i.e. 1080p output, in
+            # one piece) peak near 1.9 GB; 40 px of context keeps the tiled result within ~60 dB of the
+            # untiled one (max error a few levels at a seam)
+            self.context, self.max_tile_pixels = 40, 150_000
         else:
             # ~2.6 KB per input pixel: 980x560 (960x540 + padding) in one piece peaks near 1.5 GB;
             # 18 convs = 18 px receptive radius, so 20 px of context is exact

@@ -75,6 +75,16 @@ def test_cli_real_clip_segment_keeps_frames_rate_audio_data_and_tags(tmp_path: P
     _no_leftovers(tmp_path)
 
 
+def test_gps_location_and_creation_time_are_kept(tmp_path: Path, fast) -> None:
+    src = VIDEO_DIR / "gpmf_max-heromode.mp4"  # GoPro MAX clip with a GPS position in its udta
+    dst = tmp_path / "gps.mp4"
+    result = enhance_video(src, dst, options=EnhanceOptions(scale=2, start=1.0, duration=0.05), upscaler=fast)
+    assert result.frames == 2
+    with av.open(str(dst)) as out, av.open(str(src)) as original:
+        assert out.metadata["location"] == original.metadata["location"] == "+33.1268-117.3273/"
+        assert out.metadata["creation_time"] == original.metadata["creation_time"]
+
+
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
 def test_subtitles_and_audio_are_copied(tmp_path: Path, fast, suffix: str) -> None:
     subs = [(0, 300, "first line"), (400, 300, "second line")]
