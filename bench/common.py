@@ -103,7 +103,7 @@ class Server:
 # -- machine -----------------------------------------------------------------------------------------
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
@@ -134,7 +134,7 @@ def machine_lines(extra_packages: tuple[str, ...] = ()) -> list[str]:
     packages = " ".join(f"{p}={_version(p)}" for p in (*KEY_PACKAGES, *extra_packages))
     return [
         f"date:     {datetime.now(UTC).strftime('%Y-%m-%d %H:%M:%S UTC')}",
-        f"cpu:      {_cpu_model()} ({cores} logical cores, {usable} usable)",
+        f"cpu:      {cpu_model()} ({cores} logical cores, {usable} usable)",
         f"memory:   {_mem_total_gib():.1f} GiB",
         f"kernel:   {platform.system()} {platform.release()}",
         f"python:   {platform.python_version()} ({platform.python_implementation()})",

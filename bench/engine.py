@@ -39,6 +39,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from common import cpu_model  # noqa: E402  (bench/ is on sys.path when run as a script)
+
 from skyframe.catalogue import EnhanceOptions, get_model  # noqa: E402
 from skyframe.enhance.engine import load_upscaler, usable_cores  # noqa: E402
 from skyframe.enhance.pipeline import enhance_video  # noqa: E402
@@ -47,16 +49,6 @@ from skyframe.media.writer import DEFAULT_PRESET  # noqa: E402
 
 VIDEO = ROOT.parent / "shared" / "testdata" / "video"
 SOURCE = VIDEO / "libopenshot_run.mp4"  # fine detail: runners, road markings
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def versions() -> str:
